@@ -14,7 +14,6 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 # No per-step progress bars in stored outputs (they carry timings); interactive runs keep them.
 export DPO_TEACH_NO_PROGRESS := 1
 

@@ -132,7 +132,7 @@ def _check_expressions(before, after, given):
             f"residual before - after = {_residual_text(residual)}",
             before, after, residual)
     if given:
-        how = "substituting the given facts, linearity of sums" + ("" if how == "identical" else f", {how}")
+        how = "substituting the given facts" + ("" if how == "identical" else f", then {how}")
     return Proof("proved", how)
 
 

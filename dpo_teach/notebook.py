@@ -48,8 +48,11 @@ def figures_dir() -> Path:
     return Path(os.environ.get("DPO_TEACH_FIGURES", _REPO / "figures"))
 
 
-def save_figure(fig, name: str) -> Path:
-    """Write ``fig`` as PNG ``name`` into :func:`figures_dir`, atomically and reproducibly."""
+def save_figure(fig, name: str) -> None:
+    """Write ``fig`` as PNG ``name`` into :func:`figures_dir`, atomically and reproducibly.
+
+    Returns None, so that a notebook cell ending with it shows no (run-dependent) path.
+    """
     if not name.endswith(".png") or "/" in name:
         raise ValueError(f"save_figure: name must be a plain file name ending in .png, got {name!r}")
     out = figures_dir()
@@ -62,7 +65,6 @@ def save_figure(fig, name: str) -> Path:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return out / name
 
 
 def progress(iterable, **kwargs):
