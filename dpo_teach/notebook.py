@@ -55,6 +55,7 @@ def save_figure(fig, name: str) -> None:
     """
     if not name.endswith(".png") or "/" in name:
         raise ValueError(f"save_figure: name must be a plain file name ending in .png, got {name!r}")
+    fig.tight_layout()  # fixed figure size, so only the margins move: labels are never cut off
     out = figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)

@@ -64,6 +64,7 @@ def plot_beta_sweep(betas, expected_rewards, kls, ax=None):
     twin.plot(betas, kls, color="C3", ls="--", label=r"KL$(\pi^* \| \pi_{\mathrm{ref}})$");
     twin.set_ylabel(r"KL$(\pi^* \| \pi_{\mathrm{ref}})$ (nats)", color="C3")
     twin.grid(False)
+    twin.spines["right"].set_visible(True)
     lines = ax.get_lines() + twin.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], loc="center right")
     ax.set_title("The KL-regularized optimum trades reward for closeness")
