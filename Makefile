@@ -43,4 +43,4 @@ bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf book/html book/src .pytest_cache
+	rm -rf book/html book/src book/mathjax .pytest_cache test-artifacts
