@@ -60,6 +60,7 @@ def save_figure(fig, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; a figure is meant to be read
     try:
         fig.savefig(tmp, format="png", metadata={"Software": None})
         os.replace(tmp, out / name)
