@@ -69,12 +69,16 @@ def _linearize(expr):
 
 
 def _apply_given(expr, given):
+    """Substitute the given facts. A fact with a free index (``pi2[y]: pi[y]*c``) holds for every y,
+    so it is also applied inside sums over y (``subs`` alone skips bound variables)."""
     if not given:
         return expr
     expr = _linearize(expr)
     for old, new in given.items():
         old_lin = _linearize(old) if isinstance(old, sp.Expr) else old
         expr = expr.subs(old_lin, new).subs(old, new)
+        expr = expr.replace(lambda e: isinstance(e, sp.Sum),
+                            lambda s, o=old, n=new: sp.Sum(s.function.subs(o, n), *s.limits))
     return expr
 
 
@@ -91,6 +95,7 @@ _STRATEGIES = (
     ("linearity of sums + simplify", lambda e: sp.simplify(_linearize(e))),
     ("logcombine + simplify", lambda e: sp.simplify(sp.logcombine(e))),
     ("exp/log rewrite + simplify", lambda e: sp.simplify(sp.expand_log(sp.powsimp(sp.expand(e))))),
+    ("evaluate derivatives + simplify", lambda e: sp.simplify(sp.expand_log(sp.expand(e.doit())))),
 )
 
 
@@ -152,7 +157,7 @@ def _implies(before: sp.Eq, after: sp.Eq, given):
     if not sols or len(sols) != 1:
         return None
     how = is_zero(_apply_given(sols[0] - e, given))
-    return f"solved for {sp.sstr(t)}, {how}" if how else None
+    return f"solved for ${sp.latex(t)}$, {how}" if how else None
 
 
 def _check_equations(before, after, given, implies_only):

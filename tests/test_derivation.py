@@ -174,3 +174,21 @@ def test_assumptions_matter():
     # the checker refuses rather than assuming.
     with pytest.raises(StepError):
         check_step(sp.log((1 - p) / (1 - q)), sp.log(1 - p) - sp.log(1 - q))
+
+
+def test_unevaluated_derivatives_are_evaluated_and_checked():
+    h = sp.Symbol("h", real=True)
+    loss = sp.log(1 + sp.exp(-beta * h))
+    assert check_step(sp.Derivative(loss, h), -beta * sp.exp(-beta * h) / (1 + sp.exp(-beta * h))).kind == "proved"
+    with pytest.raises(StepError):
+        check_step(sp.Derivative(loss, h), beta * sp.exp(-beta * h) / (1 + sp.exp(-beta * h)))
+
+
+def test_given_facts_with_an_index_apply_inside_sums():
+    pi2 = sp.IndexedBase("pi2", positive=True)
+    fact = {pi2[y]: pi[y] * sp.exp(f / beta)}
+    assert check_step(S(pi2[y]), sp.exp(f / beta) * S(pi[y]), given=fact).kind == "proved"
+    with pytest.raises(StepError):
+        check_step(S(pi2[y]), sp.exp(-f / beta) * S(pi[y]), given=fact)
+    with pytest.raises(StepError):  # without the fact nothing links pi2 to pi
+        check_step(S(pi2[y]), sp.exp(f / beta) * S(pi[y]))
