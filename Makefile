@@ -16,6 +16,8 @@ export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 # No per-step progress bars in stored outputs (they carry timings); interactive runs keep them.
 export DPO_TEACH_NO_PROGRESS := 1
+# Use this environment's Jupyter kernel, not one registered in the user's home.
+export JUPYTER_PREFER_ENV_PATH := 1
 
 .PHONY: course test lab bench setup clean
 

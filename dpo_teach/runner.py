@@ -21,6 +21,8 @@ KERNEL_ENV = {
     "PYTHONHASHSEED": "0",
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     "DPO_TEACH_NO_PROGRESS": "1",
+    # Find the "python3" kernel of this environment first, not one in the user's home.
+    "JUPYTER_PREFER_ENV_PATH": "1",
 }
 
 
