@@ -21,7 +21,7 @@ import numpy as np
 __all__ = [
     "Problem", "make_problem", "log_partition", "partition_function", "optimal_policy",
     "kl_divergence", "expected_reward", "objective", "Pairs", "sample_preferences",
-    "check_policy", "check_beta",
+    "check_policy", "check_beta", "check_table", "check_same_shape",
 ]
 
 _ATOL = 1e-9
@@ -40,7 +40,8 @@ def check_beta(beta, name="beta"):
     return b
 
 
-def _table(name, a):
+def check_table(name, a):
+    """Return ``a`` as a finite float64 (X, Y) table with Y >= 2, or raise ValueError naming it."""
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 2:
         raise ValueError(f"{name} must be a 2-D table of shape (X, Y) with Y >= 2, got shape {a.shape}")
@@ -51,7 +52,7 @@ def _table(name, a):
 
 def check_policy(name, probs):
     """Return ``probs`` as float64 (X, Y) or raise ValueError naming ``name`` and the problem."""
-    p = _table(name, probs)
+    p = check_table(name, probs)
     if np.any(p < 0):
         raise ValueError(f"{name} has negative probabilities (min {p.min():.3g})")
     sums = p.sum(axis=1)
@@ -61,7 +62,8 @@ def check_policy(name, probs):
     return p
 
 
-def _same_shape(**tables):
+def check_same_shape(**tables):
+    """Raise ValueError listing the shapes unless all the named tables have the same shape."""
     shapes = {k: v.shape for k, v in tables.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"shape mismatch: {', '.join(f'{k} {s}' for k, s in shapes.items())}")
@@ -97,8 +99,8 @@ def make_problem(n_prompts=4, n_responses=6, *, seed=0, reward_scale=1.0, ref_te
 
 def log_partition(ref_probs, reward, beta):
     r"""log Z(x) = log sum_y pi_ref(y|x) exp(r(x,y)/beta), by log-sum-exp. Shape: (X,)."""
-    ref, r, b = check_policy("ref_probs", ref_probs), _table("reward", reward), check_beta(beta)
-    _same_shape(ref_probs=ref, reward=r)
+    ref, r, b = check_policy("ref_probs", ref_probs), check_table("reward", reward), check_beta(beta)
+    check_same_shape(ref_probs=ref, reward=r)
     with np.errstate(divide="ignore"):
         a = np.log(ref) + r / b  # (X, Y); log 0 = -inf for responses pi_ref never gives
     m = a.max(axis=1, keepdims=True)
@@ -112,8 +114,8 @@ def partition_function(ref_probs, reward, beta):
 
 def optimal_policy(ref_probs, reward, beta):
     r"""pi*(y|x) = pi_ref(y|x) exp(r(x,y)/beta) / Z(x) (Eq. 4), computed in log space. Shape: (X, Y)."""
-    ref, r, b = check_policy("ref_probs", ref_probs), _table("reward", reward), check_beta(beta)
-    _same_shape(ref_probs=ref, reward=r)
+    ref, r, b = check_policy("ref_probs", ref_probs), check_table("reward", reward), check_beta(beta)
+    check_same_shape(ref_probs=ref, reward=r)
     with np.errstate(divide="ignore"):
         logits = np.log(ref) + r / b  # (X, Y)
     logits -= logits.max(axis=1, keepdims=True)
@@ -124,7 +126,7 @@ def optimal_policy(ref_probs, reward, beta):
 def kl_divergence(p, q):
     r"""KL(p || q) = sum_y p log(p/q) per row, with 0 log 0 = 0. Shape: (X,)."""
     p, q = check_policy("p", p), check_policy("q", q)
-    _same_shape(p=p, q=q)
+    check_same_shape(p=p, q=q)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
     return terms.sum(axis=1)
@@ -132,8 +134,8 @@ def kl_divergence(p, q):
 
 def expected_reward(policy, reward):
     """E_{y ~ pi(.|x)}[r(x, y)]. Shape: (X,)."""
-    p, r = check_policy("policy", policy), _table("reward", reward)
-    _same_shape(policy=p, reward=r)
+    p, r = check_policy("policy", policy), check_table("reward", reward)
+    check_same_shape(policy=p, reward=r)
     return (p * r).sum(axis=1)
 
 
@@ -160,8 +162,8 @@ def sample_preferences(ref_probs, reward, n, *, seed=0):
     r"""Sample ``n`` Bradley-Terry pairs: x uniform, y1 != y2 drawn from pi_ref(.|x) (as in the paper,
     responses come from the reference model), and y1 preferred with probability sigma(r(x,y1) - r(x,y2)).
     """
-    ref, r = check_policy("ref_probs", ref_probs), _table("reward", reward)
-    _same_shape(ref_probs=ref, reward=r)
+    ref, r = check_policy("ref_probs", ref_probs), check_table("reward", reward)
+    check_same_shape(ref_probs=ref, reward=r)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if np.any((ref > 0).sum(axis=1) < 2):

@@ -160,6 +160,16 @@ def _implies(before: sp.Eq, after: sp.Eq, given):
     return f"solved for ${sp.latex(t)}$, {how}" if how else None
 
 
+def _substituted(solution: sp.Eq, residual, given):
+    """Prove ``solution => (residual = 0)`` when ``solution`` reads ``t = e``: substitute and reduce."""
+    for t, e in ((solution.lhs, solution.rhs), (solution.rhs, solution.lhs)):
+        if _is_target(t):
+            how = is_zero(_apply_given(residual.subs(t, e), given))
+            if how:
+                return f"substituted ${sp.latex(t)} = {sp.latex(e)}$ back, {how}"
+    return None
+
+
 def _check_equations(before, after, given, implies_only):
     a = _apply_given(before.lhs - before.rhs, given)
     b = _apply_given(after.lhs - after.rhs, given)
@@ -179,6 +189,8 @@ def _check_equations(before, after, given, implies_only):
     back = _implies(after, before, given)
     if back is None and _is_target(before.rhs):
         back = _implies(after, sp.Eq(before.rhs, before.lhs), given)
+    if back is None:
+        back = _substituted(after, a, given)
     if fwd and back:
         return Proof("proved", f"equivalence both ways: {fwd}; {back}")
     raise StepError(

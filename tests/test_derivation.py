@@ -192,3 +192,12 @@ def test_given_facts_with_an_index_apply_inside_sums():
         check_step(S(pi2[y]), sp.exp(-f / beta) * S(pi[y]), given=fact)
     with pytest.raises(StepError):  # without the fact nothing links pi2 to pi
         check_step(S(pi2[y]), sp.exp(f / beta) * S(pi[y]))
+
+
+def test_equation_with_zero_rhs_is_proved_both_ways():
+    t = sp.Symbol("t", positive=True)
+    proof = check_step(sp.Eq(sp.log(t), 0), sp.Eq(t, 1))
+    assert proof.kind == "proved" and "both ways" in proof.method and "substituted" in proof.method
+    with pytest.raises(StepError):
+        check_step(sp.Eq(sp.log(t), 0), sp.Eq(t, 2))
+    assert check_step(sp.Eq(1 - 1 / t, 0), sp.Eq(t, 1)).kind == "proved"  # (1 - 1/t) = (t - 1) / t, t > 0
