@@ -38,8 +38,10 @@ course: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Jupyter refuses to run as root unless told; containers often are root.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
-	DPO_TEACH_NO_PROGRESS= $(VENV)/bin/jupyter lab notebooks/
+	DPO_TEACH_NO_PROGRESS= $(VENV)/bin/jupyter lab $(LAB_FLAGS) $(LAB_ARGS) notebooks/
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
