@@ -1,21 +1,13 @@
 """Chapter 1's reward model (Eq. 1-2) and its exercise checkers."""
-import importlib.util
-
 import numpy as np
 import pytest
 import sympy as sp
 import torch
 
 from dpo_teach import bandit, reward_model
-from dpo_teach.exercises import ch01
-from dpo_teach.course import REPO
+from dpo_teach.exercises import ch01, load_solutions
 
 
-def _solutions(chapter):
-    spec = importlib.util.spec_from_file_location(f"sol_{chapter}", REPO / "solutions" / f"{chapter}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.SOLUTIONS
 
 
 def test_nll_matches_naive_formula_and_is_stable():
@@ -37,7 +29,7 @@ def test_fitted_reward_recovers_true_reward_up_to_a_prompt_constant():
 
 
 def test_exercise_checkers_accept_solutions_and_reject_wrong_answers():
-    sol = _solutions("ch01")
+    sol = load_solutions("ch01")
     r1, r2 = sp.symbols("r1 r2", real=True)
     assert ch01.check_bt_probability(sol["bt_probability"]).ok
     assert ch01.check_reward_nll(sol["reward_nll"]).ok

@@ -35,3 +35,31 @@ def missing(exercise: str) -> Feedback:
 
 def verdict(exercise: str, ok: bool, right: str, wrong: str) -> Feedback:
     return Feedback(exercise, bool(ok), right if ok else wrong)
+
+
+def as_number(exercise: str, answer):
+    """Read an answer that should be a finite number: ``(value, None)``, or ``(None, Feedback)``
+    explaining what was wrong with it."""
+    import math
+
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None, Feedback(exercise, False, f"expected a number, got {answer!r}")
+    if not math.isfinite(value):
+        return None, Feedback(exercise, False, f"expected a finite number, got {value}")
+    return value, None
+
+
+def load_solutions(chapter: str) -> dict:
+    """The ``SOLUTIONS`` dict of ``solutions/<chapter>.py`` (e.g. ``"ch02"``), for tests and instructors."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "solutions" / f"{chapter}.py"
+    if not path.exists():
+        raise ValueError(f"no solutions file {path}; expected one of solutions/ch01.py, solutions/ch02.py, ...")
+    spec = importlib.util.spec_from_file_location(f"dpo_teach_solutions_{chapter}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SOLUTIONS

@@ -7,7 +7,7 @@ import numpy as np
 import sympy as sp
 
 from ..derivation import StepError, check_step
-from . import Feedback, missing, verdict
+from . import Feedback, as_number, missing, verdict
 
 R1, R2 = 2.0, 0.5  # the rewards of exercise 1
 
@@ -17,10 +17,9 @@ def check_bt_probability(answer) -> Feedback:
     name = "bt_probability"
     if answer is None:
         return missing(name)
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return Feedback(name, False, f"expected a number, got {answer!r}")
+    value, problem = as_number(name, answer)
+    if problem is not None:
+        return problem
     right = 1.0 / (1.0 + math.exp(-(R1 - R2)))
     if abs(value - (1 - right)) < 1e-3:
         return Feedback(name, False, "that is p(y2 > y1): the chosen response has the larger reward")

@@ -8,7 +8,7 @@ import sympy as sp
 
 from ..bandit import make_problem, optimal_policy
 from ..derivation import is_zero
-from . import Feedback, missing, verdict
+from . import Feedback, as_number, missing, verdict
 
 # Exercise 3: one prompt, two responses.
 SAMPLES_REF = (0.9, 0.1)     # pi_ref(y1), pi_ref(y2)
@@ -89,10 +89,9 @@ def check_samples_needed(answer) -> Feedback:
     name = "samples_needed"
     if answer is None:
         return missing(name)
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return Feedback(name, False, f"expected a number of samples, got {answer!r}")
+    value, problem = as_number(name, answer)
+    if problem is not None:
+        return problem
     n = samples_needed_exact()
     if abs(value - math.sqrt(n)) < 0.01 * math.sqrt(n):
         return Feedback(name, False, "that is sqrt(n): the error falls like 1/sqrt(n), so square it")

@@ -21,7 +21,7 @@ import torch
 from sympy.core.function import AppliedUndef
 
 from dpo_teach.derivation import StepError, check_step
-from dpo_teach.exercises import Feedback, missing
+from dpo_teach.exercises import Feedback, as_number, missing
 from dpo_teach.losses import dpo_loss
 
 __all__ = ["LOSS_PAIR", "check_loss_value", "check_implicit_reward", "theorem1_symbols", "check_normalizer"]
@@ -43,12 +43,9 @@ def check_loss_value(answer) -> Feedback:
     name = "loss_value"
     if answer is None:
         return missing(name)
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return Feedback(name, False, f"expected a number, got {type(answer).__name__}")
-    if not math.isfinite(value):
-        return Feedback(name, False, f"expected a finite number, got {value}")
+    value, problem = as_number(name, answer)
+    if problem is not None:
+        return problem
     p = LOSS_PAIR
     right = _pair_loss(p["policy_chosen"], p["policy_rejected"], p["ref_chosen"], p["ref_rejected"], p["beta"])
     if abs(value - right) <= _LOSS_TOL:
