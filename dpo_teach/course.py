@@ -139,5 +139,9 @@ def coerce(chapter: Chapter, params: list[Parameter], name: str, raw: str):
         return float(value)
     elif isinstance(default, str):
         return value if isinstance(value, str) else raw
+    elif isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)) and value:
+        kinds = {type(v) for v in default} or {int, float}
+        if all(type(v) in kinds or (float in kinds and type(v) is int) for v in value):
+            return type(default)(value)
     raise CourseError(f"parameter {name!r} of chapter {chapter.number} expects {expected} "
                       f"(default {default!r}), got {raw!r}")

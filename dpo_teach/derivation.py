@@ -18,7 +18,10 @@ and are shown with the step.
 """
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
+import threading
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -99,16 +102,47 @@ _STRATEGIES = (
 )
 
 
-def is_zero(expr) -> str | None:
-    """Return the name of the rewrite that reduces ``expr`` to exactly 0, or None."""
+STRATEGY_SECONDS = 20  # a rewrite that runs longer is abandoned (counts as "not proved")
+
+
+class _TimeUp(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Abandon a SymPy rewrite after ``seconds`` (SIGALRM, main thread only; elsewhere no limit)."""
+    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _TimeUp
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def is_zero(expr, seconds: float = None) -> str | None:
+    """Return the name of the rewrite that reduces ``expr`` to exactly 0, or None.
+
+    Each rewrite gets ``seconds`` (default :data:`STRATEGY_SECONDS`); one that runs out proves nothing.
+    """
     expr = sp.sympify(expr)
     if expr == 0:
         return "identical"
     for name, rewrite in _STRATEGIES:
         try:
-            if rewrite(expr) == 0:
-                return name
-        except (TypeError, ValueError, NotImplementedError, RecursionError):
+            with _time_limit(seconds or STRATEGY_SECONDS):
+                if rewrite(expr) == 0:
+                    return name
+        except (TypeError, ValueError, NotImplementedError, RecursionError, _TimeUp):
             continue
     return None
 

@@ -34,7 +34,7 @@ def _make_course(root: Path, cells_02=None):
         notebook = "notebooks/02_second.ipynb"
         title = "Second"
     """))
-    params = nbformat.v4.new_code_cell("beta = 0.5  # KL strength\nsteps = 10  # steps\nname = 'x'\nflag = False")
+    params = nbformat.v4.new_code_cell("beta = 0.5  # KL strength\nsteps = 10  # steps\nname = 'x'\nflag = False\nsizes = [1, 2]")
     params.metadata["tags"] = ["parameters"]
     first = nbformat.v4.new_notebook(cells=[
         params,
@@ -71,7 +71,8 @@ def test_real_book_toml_lists_the_chapters_in_order():
 def test_parameters_read_from_the_tagged_cell(course):
     params = read_parameters(course / "notebooks/01_first.ipynb")
     assert [(p.name, p.default, p.comment) for p in params] == [
-        ("beta", 0.5, "KL strength"), ("steps", 10, "steps"), ("name", "x", ""), ("flag", False, "")]
+        ("beta", 0.5, "KL strength"), ("steps", 10, "steps"), ("name", "x", ""), ("flag", False, ""),
+        ("sizes", [1, 2], "")]
     assert read_parameters(course / "notebooks/02_second.ipynb") == []
 
 
@@ -85,7 +86,7 @@ def test_resolve_accepts_numbers_and_names(course):
 
 @pytest.mark.parametrize("name,raw,expected", [
     ("beta", "2", 2.0), ("beta", "0.25", 0.25), ("steps", "7", 7), ("name", "hello", "hello"),
-    ("flag", "true", True), ("flag", "0", False)])
+    ("flag", "true", True), ("flag", "0", False), ("sizes", "[3, 4, 5]", [3, 4, 5])])
 def test_coerce_converts_to_the_default_type(course, name, raw, expected):
     c = load_chapters(course)[0]
     value = coerce(c, read_parameters(course / c.notebook), name, raw)
@@ -94,7 +95,8 @@ def test_coerce_converts_to_the_default_type(course, name, raw, expected):
 
 @pytest.mark.parametrize("name,raw,message", [
     ("steps", "2.5", "expects int"), ("steps", "ten", "expects int"), ("beta", "abc", "expects float"),
-    ("flag", "maybe", "expects bool"), ("nosuch", "1", "has no parameter 'nosuch'; valid parameters: beta, steps")])
+    ("flag", "maybe", "expects bool"), ("sizes", "[1.5]", "expects list"), ("sizes", "3", "expects list"),
+    ("nosuch", "1", "has no parameter 'nosuch'; valid parameters: beta, steps")])
 def test_coerce_rejects_bad_values(course, name, raw, message):
     c = load_chapters(course)[0]
     with pytest.raises(CourseError, match=message):
@@ -111,7 +113,7 @@ def test_bad_book_toml(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["run", "nosuch-chapter"], "unknown chapter 'nosuch-chapter'; valid chapters: 01, 02"),
-    (["run", "01", "-p", "nosuch", "1"], "chapter 01 has no parameter 'nosuch'; valid parameters: beta, steps, name, flag"),
+    (["run", "01", "-p", "nosuch", "1"], "chapter 01 has no parameter 'nosuch'; valid parameters: beta, steps, name, flag, sizes"),
     (["run", "01", "-p", "steps", "many"], "parameter 'steps' of chapter 01 expects int"),
     (["run", "-p", "beta", "1"], "chapter 02 has no parameter 'beta'"),
     (["run", "01", "-p", "beta"], "expected 2 arguments"),

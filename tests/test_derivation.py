@@ -201,3 +201,18 @@ def test_equation_with_zero_rhs_is_proved_both_ways():
     with pytest.raises(StepError):
         check_step(sp.Eq(sp.log(t), 0), sp.Eq(t, 2))
     assert check_step(sp.Eq(1 - 1 / t, 0), sp.Eq(t, 1)).kind == "proved"  # (1 - 1/t) = (t - 1) / t, t > 0
+
+
+def test_a_rewrite_that_runs_out_of_time_proves_nothing(monkeypatch):
+    import time
+
+    from dpo_teach import derivation
+
+    def slow(e):
+        time.sleep(5)
+        return sp.Integer(0)  # would "prove" anything, if it were allowed to finish
+
+    monkeypatch.setattr(derivation, "_STRATEGIES", (("slow", slow),))
+    t0 = time.perf_counter()
+    assert is_zero(r1 - r2, seconds=0.2) is None
+    assert time.perf_counter() - t0 < 2
