@@ -84,7 +84,9 @@ def run_chapter(chapter: Chapter, parameters: dict | None = None, output_dir: Pa
             pm.execute_notebook(
                 str(source), str(tmp / source.name), parameters=parameters or None,
                 cwd=str(source.parent), kernel_name="python3", progress_bar=False,
-                log_output=False, report_mode=False)
+                log_output=False, report_mode=False,
+                # The kernel's own start-up warnings are noise here; cell errors are still reported.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except pm.PapermillExecutionError as err:
             raise ChapterFailed(
                 f"chapter {chapter.number} ({chapter.notebook}) failed in cell {err.cell_index} "
