@@ -1,5 +1,4 @@
 """Chapter 4's exercise checkers accept the shipped solutions and reject wrong answers."""
-import importlib.util
 import math
 
 import numpy as np
@@ -7,16 +6,12 @@ import pytest
 import sympy as sp
 import torch
 
-from dpo_teach.course import REPO
-from dpo_teach.exercises import ch04
+from dpo_teach.exercises import ch04, load_solutions
 from dpo_teach.rankings import ranking_log_prob
 
 
 def _solutions():
-    spec = importlib.util.spec_from_file_location("sol_ch04", REPO / "solutions" / "ch04.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.SOLUTIONS
+    return load_solutions("ch04")
 
 
 def test_missing_answers_are_not_errors():

@@ -63,3 +63,11 @@ def load_solutions(chapter: str) -> dict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.SOLUTIONS
+
+
+def known_slip(exercise: str, value: float, slips, tol: float):
+    """Feedback naming the first common slip ``(wrong_value, hint)`` that ``value`` matches, or None."""
+    for wrong, hint in slips:
+        if abs(value - wrong) <= tol:
+            return Feedback(exercise, False, f"{value:.4f} is not it: {hint}")
+    return None

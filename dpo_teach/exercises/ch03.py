@@ -21,7 +21,7 @@ import torch
 from sympy.core.function import AppliedUndef
 
 from dpo_teach.derivation import StepError, check_step
-from dpo_teach.exercises import Feedback, as_number, missing
+from dpo_teach.exercises import Feedback, as_number, known_slip, missing
 from dpo_teach.losses import dpo_loss
 
 __all__ = ["LOSS_PAIR", "check_loss_value", "check_implicit_reward", "theorem1_symbols", "check_normalizer"]
@@ -61,9 +61,9 @@ def check_loss_value(answer) -> Feedback:
          "the reference log-probabilities seem to be missing: h uses log(pi_theta / pi_ref) for both responses"),
         (math.log(1 + math.exp(-0.5)) / math.log(10), "use the natural logarithm, not log10"),
     ]
-    for wrong, hint in slips:
-        if abs(value - wrong) <= _LOSS_TOL:
-            return Feedback(name, False, f"{value:.4f} is not it: {hint}")
+    slip = known_slip(name, value, slips, _LOSS_TOL)
+    if slip is not None:
+        return slip
     return Feedback(name, False, f"{value:.4f} is not the loss; compute h = log(pi_w/ref_w) - log(pi_l/ref_l), "
                                  "then -log sigma(beta h)")
 

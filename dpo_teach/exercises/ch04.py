@@ -21,7 +21,7 @@ import sympy as sp
 import torch
 
 from dpo_teach.derivation import StepError, check_numeric, check_step
-from dpo_teach.exercises import Feedback, missing
+from dpo_teach.exercises import Feedback, as_number, missing
 from dpo_teach.losses import plackett_luce_loss
 
 __all__ = ["RANKING_SCORES", "RANKING", "check_ranking_probability", "marginal_symbols",
@@ -47,11 +47,10 @@ def check_ranking_probability(answer) -> Feedback:
     name = "ranking_probability"
     if answer is None:
         return missing(name)
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return Feedback(name, False, f"expected a number, got {type(answer).__name__}")
-    if not math.isfinite(value) or not 0 <= value <= 1:
+    value, problem = as_number(name, answer)
+    if problem is not None:
+        return problem
+    if not 0 <= value <= 1:
         return Feedback(name, False, f"{value} is not a probability: expected a number in [0, 1]")
     s = RANKING_SCORES
     right = _pl_prob(s, RANKING)

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from dpo_teach.exercises import Feedback, missing
+from dpo_teach.exercises import Feedback, as_number, known_slip, missing
 from dpo_teach.losses import dpo_loss, plackett_luce_loss
 
 __all__ = ["WEIGHT_PAIR", "check_pair_weight", "check_listwise_gradient_at_init", "check_dpo_logp_grads"]
@@ -38,12 +38,9 @@ def check_pair_weight(answer) -> Feedback:
     name = "pair_weight"
     if answer is None:
         return missing(name)
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return Feedback(name, False, f"expected a number, got {type(answer).__name__}")
-    if not math.isfinite(value):
-        return Feedback(name, False, f"expected a finite number, got {value}")
+    value, problem = as_number(name, answer)
+    if problem is not None:
+        return problem
     p = WEIGHT_PAIR
     r_w = p["beta"] * (p["policy_chosen"] - p["ref_chosen"])  # 0.2
     r_l = p["beta"] * (p["policy_rejected"] - p["ref_rejected"])  # -0.3
@@ -61,9 +58,9 @@ def check_pair_weight(answer) -> Feedback:
         (0.5, "1/2 is the weight at initialization (pi_theta = pi_ref), not here"),
         (p["beta"] * right, "that is the size of the gradient, beta times the weight; give the weight itself"),
     ]
-    for wrong, hint in slips:
-        if abs(value - wrong) <= _TOL:
-            return Feedback(name, False, f"{value:.4f} is not it: {hint}")
+    slip = known_slip(name, value, slips, _TOL)
+    if slip is not None:
+        return slip
     return Feedback(name, False, f"{value:.4f} is not the weight; compute r_hat = beta (log pi_theta - log pi_ref) "
                                  "for both responses, then sigma(r_hat_l - r_hat_w)")
 
