@@ -39,9 +39,11 @@ def verdict(exercise: str, ok: bool, right: str, wrong: str) -> Feedback:
 
 def as_number(exercise: str, answer):
     """Read an answer that should be a finite number: ``(value, None)``, or ``(None, Feedback)``
-    explaining what was wrong with it."""
+    saying it is missing (``None``) or what was wrong with it."""
     import math
 
+    if answer is None:
+        return None, missing(exercise)
     try:
         value = float(answer)
     except (TypeError, ValueError):

@@ -15,8 +15,6 @@ R1, R2 = 2.0, 0.5  # the rewards of exercise 1
 def check_bt_probability(answer) -> Feedback:
     """Exercise 1: p(y1 > y2) when r(x, y1) = 2.0 and r(x, y2) = 0.5, to 3 decimals."""
     name = "bt_probability"
-    if answer is None:
-        return missing(name)
     value, problem = as_number(name, answer)
     if problem is not None:
         return problem

@@ -87,8 +87,6 @@ def samples_needed_exact() -> float:
 def check_samples_needed(answer) -> Feedback:
     """Exercise 3: the number of samples n for a 1% relative RMS error of the Monte Carlo estimate."""
     name = "samples_needed"
-    if answer is None:
-        return missing(name)
     value, problem = as_number(name, answer)
     if problem is not None:
         return problem

@@ -41,8 +41,6 @@ def _pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
 def check_loss_value(answer) -> Feedback:
     """Exercise 1: the DPO loss of the pair in :data:`LOSS_PAIR` (a number)."""
     name = "loss_value"
-    if answer is None:
-        return missing(name)
     value, problem = as_number(name, answer)
     if problem is not None:
         return problem

@@ -45,8 +45,6 @@ def _pl_prob(scores, order):
 def check_ranking_probability(answer) -> Feedback:
     """Exercise 1: the Plackett-Luce probability of c > a > b with the scores of :data:`RANKING_SCORES`."""
     name = "ranking_probability"
-    if answer is None:
-        return missing(name)
     value, problem = as_number(name, answer)
     if problem is not None:
         return problem

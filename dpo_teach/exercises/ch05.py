@@ -36,8 +36,6 @@ def _sigmoid(z):
 def check_pair_weight(answer) -> Feedback:
     """Exercise 1: sigma(r_hat(y_l) - r_hat(y_w)) for the pair in :data:`WEIGHT_PAIR` (a number)."""
     name = "pair_weight"
-    if answer is None:
-        return missing(name)
     value, problem = as_number(name, answer)
     if problem is not None:
         return problem
